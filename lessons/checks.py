@@ -41,6 +41,8 @@ def check_shape(x, spec: str, name: str = "input", dims: dict | None = None) -> 
         raise ShapeError(f"{name}: expected a torch.Tensor of shape {_fmt(spec)}, received {type(x).__name__}")
     dims = {} if dims is None else dims
     want = spec.split()
+    if any(w.startswith("*") for w in want[1:]):
+        raise ValueError(f"spec: '*' (or '*name') may appear only as the first entry, received {spec!r}")
     got = tuple(x.shape)
     star = bool(want) and want[0].startswith("*")
     fixed = want[1:] if star else want

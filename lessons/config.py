@@ -71,7 +71,7 @@ def resolve(cls, profile: str | None = None, **overrides):
     """
     if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
         raise ValueError(f"resolve: expected a dataclass type, received {cls!r}")
-    profile = current_profile() if profile is None else profile
+    profile = current_profile() if profile is None else str(profile).strip().lower()
     if profile not in PROFILES:
         raise ValueError(f"profile: expected one of {PROFILES}, received {profile!r}")
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
@@ -79,11 +79,14 @@ def resolve(cls, profile: str | None = None, **overrides):
     unknown_profiles = set(table) - set(PROFILES)
     if unknown_profiles:
         raise ValueError(f"{cls.__name__}.PROFILES: expected keys in {PROFILES}, received {sorted(unknown_profiles)}")
-    values = dict(table.get(profile, {}))
-    for where, d in ((f"{cls.__name__}.PROFILES[{profile!r}]", values), ("overrides", overrides)):
+    # Every profile's entry is checked, not only the active one: CI runs "quick", and a typo in
+    # the "gpu" entry must fail there rather than on a reader's GPU.
+    entries = [(f"{cls.__name__}.PROFILES[{name!r}]", entry) for name, entry in table.items()]
+    for where, d in (*entries, ("overrides", overrides)):
         bad = set(d) - fields
         if bad:
             raise ValueError(f"{where}: unknown field(s) {sorted(bad)}; {cls.__name__} has {sorted(fields)}")
+    values = dict(table.get(profile, {}))
     values.update(overrides)
     cfg = cls(**values)
     try:
