@@ -612,29 +612,30 @@ def random_rotation(shape=(), generator: torch.Generator | None = None, dtype=No
 # --------------------------------------------------------------------------------------------
 
 
-def intrinsics(focal, height, width, principal=None, skew=0.0) -> torch.Tensor:
+def intrinsics(focal, height, width, principal=None, skew=0.0, *, focal_y=None) -> torch.Tensor:
     """The pinhole intrinsics ``K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]]`` (pixels).
 
-    ``focal`` is a float, a tensor ``(...)`` (``fx = fy``), or a tensor ``(..., 2)`` holding
-    ``(fx, fy)``. A tensor whose last size is 2 is ALWAYS read as ``(fx, fy)``: for a batch of
-    exactly two shared focal lengths pass ``torch.stack((f, f), -1)``. ``principal`` defaults to the
-    image centre ``(width/2, height/2)`` (pixel centres sit at half-integers); otherwise a pair of
+    ``focal`` is ``fx``: a float or a tensor ``(...)`` (one focal length per batch element);
+    ``focal_y`` is ``fy`` with the same shapes, defaulting to ``fx`` (square pixels). A Python
+    pair ``(fx, fy)`` is accepted as ``focal`` too. A tensor is never split into ``(fx, fy)``,
+    so a batch of two focal lengths is simply a batch. ``principal`` defaults to the image
+    centre ``(width/2, height/2)`` (pixel centres sit at half-integers); otherwise a pair of
     floats or a tensor ``(..., 2)``. ``skew`` is a float or a tensor ``(...)``. All batch shapes
     broadcast. Tensors fix the dtype/device; otherwise the default dtype on CPU.
 
     Shapes:
-        focal: float, ``(...)`` or ``(..., 2)``; principal: ``(..., 2)`` -> ``(..., 3, 3)``
+        focal, focal_y: float or ``(...)``; principal: ``(..., 2)`` -> ``(..., 3, 3)``
 
     Raises:
-        ValueError: a non-floating tensor, or ``principal`` not of shape ``(..., 2)``.
+        ValueError: a non-floating tensor, ``focal_y`` given with a pair ``focal``, or
+            ``principal`` not of shape ``(..., 2)``.
     """
     if isinstance(focal, (tuple, list)):
-        focal = torch.stack([_float_tensor(f, "focal") for f in _common(*focal)], dim=-1)
-    focal = _float_tensor(focal, "focal")
-    if focal.dim() >= 1 and focal.shape[-1] == 2:
-        fx, fy = focal.unbind(-1)
-    else:
-        fx = fy = focal
+        if len(focal) != 2 or focal_y is not None:
+            raise ValueError(f"focal: expected a float, a tensor (...) or a pair (fx, fy) without focal_y, received {focal!r}")
+        focal, focal_y = focal
+    fx = _float_tensor(focal, "focal")
+    fy = fx if focal_y is None else _float_tensor(focal_y, "focal_y")
     if principal is None:
         cx, cy = width / 2.0, height / 2.0
     elif isinstance(principal, torch.Tensor):

@@ -400,10 +400,20 @@ def test_intrinsics_values_and_shapes(dtype):
     K = g.intrinsics(f, 48, 64)
     assert K.shape == (1, 3, 3, 3) and K.dtype == dtype
     close(K[0, 2, 1, 1], torch.tensor(60.0, dtype=dtype))
-    K = g.intrinsics(torch.tensor([40.0, 30.0], dtype=dtype), 48, 64, principal=(10.0, 20.0), skew=0.5)
+    K = g.intrinsics(torch.tensor(40.0, dtype=dtype), 48, 64, principal=(10.0, 20.0), skew=0.5, focal_y=torch.tensor(30.0, dtype=dtype))
     close(K, torch.tensor([[40.0, 0.5, 10], [0, 30, 20], [0, 0, 1]], dtype=dtype))
-    K = g.intrinsics(torch.tensor([[40.0, 30.0]] * 5, dtype=dtype), 48, 64, principal=torch.zeros(5, 2, dtype=dtype))
+    K = g.intrinsics(torch.full((5,), 40.0, dtype=dtype), 48, 64, principal=torch.zeros(5, 2, dtype=dtype), focal_y=torch.full((5,), 30.0, dtype=dtype))
     assert K.shape == (5, 3, 3)
+
+
+def test_intrinsics_batch_of_two_focals_is_a_batch():
+    # A (2,) tensor is two cameras, never (fx, fy): the trap this API used to have.
+    K = g.intrinsics(torch.tensor([40.0, 60.0]), 48, 64)
+    assert K.shape == (2, 3, 3)
+    close(K[:, 0, 0], torch.tensor([40.0, 60.0]))
+    close(K[:, 1, 1], torch.tensor([40.0, 60.0]))
+    with pytest.raises(ValueError, match="focal"):
+        g.intrinsics((40.0, 30.0), 48, 64, focal_y=20.0)
 
 
 def test_focal_fov_round_trip():
@@ -591,7 +601,7 @@ def test_transform_points_matches_loop(shape, generator):
 def test_project_matches_loop_and_unproject_round_trip(shape, dtype, device, generator):
     az = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 * PI
     R, t = g.camera_from_viewpoint(az, 0.3, 0.2, 3.0)
-    K = g.intrinsics(torch.tensor([70.0, 60.0], dtype=torch.float64), 48, 64, principal=(30.0, 25.0), skew=0.3)
+    K = g.intrinsics((70.0, 60.0), 48, 64, principal=(30.0, 25.0), skew=0.3).to(torch.float64)
     X = (torch.rand(*shape, 6, 3, generator=generator, dtype=torch.float64) - 0.5)
     px, depth = g.project(X.to(device, dtype), K.to(device, dtype), R.to(device, dtype), t.to(device, dtype))
     assert px.shape == (*shape, 6, 2) and depth.shape == (*shape, 6) and px.device == device and px.dtype == dtype
@@ -647,7 +657,7 @@ def test_pixel_grid_convention(dtype):
 
 def two_cameras(generator, shape=()):
     """Reference camera (frame = its own) and a source camera close to it; (R, t) ref -> src."""
-    K_ref = g.intrinsics(torch.tensor([60.0, 55.0], dtype=torch.float64), 40, 50).expand(*shape, 3, 3)
+    K_ref = g.intrinsics(torch.tensor(60.0, dtype=torch.float64), 40, 50, focal_y=torch.tensor(55.0, dtype=torch.float64)).expand(*shape, 3, 3)
     K_src = g.intrinsics(torch.tensor(65.0, dtype=torch.float64), 44, 48, principal=(23.0, 21.0)).expand(*shape, 3, 3)
     v = torch.randn(*shape, 3, generator=generator, dtype=torch.float64) * 0.1
     R = g.axis_angle_to_matrix(v)

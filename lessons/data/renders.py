@@ -339,7 +339,7 @@ def cameras(viewpoints, image_size: int, focal: float | None = None, batch_size:
     az, el, psi, d = _viewpoint_tensors(viewpoints, batch_size, device, dtype)
     R, t = geometry.camera_from_viewpoint(az, el, psi, d)
     f = DEFAULT_FOCAL * image_size if focal is None else float(focal)
-    K = geometry.intrinsics(torch.full((batch_size, 2), f, device=R.device, dtype=dtype), image_size, image_size)  # (fx, fy)
+    K = geometry.intrinsics(torch.full((batch_size,), f, device=R.device, dtype=dtype), image_size, image_size)
     return K, R, t
 
 
