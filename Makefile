@@ -33,7 +33,7 @@ test: setup
 # profile, so a quick build never serves cpu-profile outputs).
 book: setup
 	@rm -rf _extra && $(BIN)/python -c "from lessons import viz; viz.k3d_assets('_extra')"
-	PATH="$(abspath $(BIN)):$$PATH" LESSONS_BOOK_BUILD=1 MPLBACKEND=Agg \
+	PATH="$(abspath $(BIN)):$$PATH" LESSONS_BOOK_BUILD=1 MPLBACKEND=module://matplotlib_inline.backend_inline \
 	  $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) $(BOOK_FLAGS)
 	@echo
 	@echo "Book built ($(PROFILE) profile). Serve it over HTTP (k3d views need it), then open the address:"

@@ -119,5 +119,6 @@ def test_notebook_has_the_chapter_shape(nb):
     assert any("config.resolve" in c for c in code), "no profile-resolved config cell"
     assert any("assert_close" in c for c in code), "the key step is never checked against lessons"
     assert text.count("```{exercise}") + text.count(":::{exercise}") >= 3, "fewer than three exercises"
-    assert text.count("{solution}") >= 3, "exercises without solutions"
+    solutions = text.count("{solution}") + text.count("{solution-start}")
+    assert solutions >= 3, "exercises without solutions"
     assert "{cite" in text, "no references"
