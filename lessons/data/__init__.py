@@ -15,7 +15,7 @@ Importing this package imports nothing else (submodules load on first attribute 
 
 import importlib
 
-__all__ = ["shapes", "textures", "renders"]
+__all__ = ["shapes", "textures", "renders", "photo", "scenes"]
 
 
 def __getattr__(name):
