@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,book]"
 	touch $@
 
+# Two pytest workers, one torch thread each (two kernels sharing two cores slow down tenfold).
 test: setup
-	LESSONS_PROFILE=quick MPLBACKEND=Agg PYTHONHASHSEED=0 $(BIN)/python -m pytest \
+	LESSONS_PROFILE=quick MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest \
 	  -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env --timeout 900 \
 	  -p no:cacheprovider tests notebooks
 
