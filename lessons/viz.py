@@ -690,7 +690,7 @@ def snapshot(scene, height: int | None = None, kind: str = "inline") -> str:
     else:
         doc = body
     return (f'<iframe class="k3d-snapshot" srcdoc="{html.escape(doc, quote=True)}" '
-            f'style="width:100%;height:{h + 6}px;border:0;display:block" scrolling="no" '
+            f'style="width:100%;height:{h + 6}px;border:0;display:block" scrolling="no" loading="lazy" '
             f'title="3D view (k3d): drag to rotate, scroll to zoom"></iframe>')
 
 
