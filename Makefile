@@ -8,6 +8,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
+# make test runs the quick profile; `make test TEST_PROFILE=cpu` runs every notebook at cpu size.
+TEST_PROFILE ?= quick
 # The profile the book is built in: LESSONS_PROFILE if set, else gpu with CUDA, else cpu.
 PROFILE = $(shell LESSONS_PROFILE=$(LESSONS_PROFILE) $(BIN)/python -c "from lessons import config; print(config.current_profile())")
 BOOK_OUT = _build/$(PROFILE)
@@ -26,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Two pytest workers, one torch thread each (two kernels sharing two cores slow down tenfold).
 test: setup
-	LESSONS_PROFILE=quick MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest \
+	LESSONS_PROFILE=$(TEST_PROFILE) MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1 $(BIN)/python -m pytest \
 	  -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env --timeout 900 \
 	  -p no:cacheprovider tests notebooks
 
