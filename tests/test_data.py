@@ -647,3 +647,22 @@ def test_render_errors():
         renders.shape_tensors(sh, "rainbow")
     with pytest.raises(ValueError, match="n"):
         renders.ViewpointPrior().sample(-1)
+
+
+def test_make_render_set_hooks_draw_per_batch_and_transform():
+    # shape_start counts shapes further along the split; batch_kwargs and transform see every batch.
+    seen = []
+
+    def flat_dark_background(batch, g):
+        seen.append(len(batch))
+        return dict(background=torch.full((3,), 0.25))
+
+    def invert(out, g):
+        out["image"] = 1 - out["image"]
+
+    data = renders.make_render_set("chair", n=5, image_size=16, seed=0, batch_size=2, shape_start=50,
+                                   batch_kwargs=flat_dark_background, transform=invert, antialias=1)
+    assert seen == [2, 2, 1]
+    assert data["shape_seed"].tolist() == shapes.shape_seeds("chair", "train", 5, start=50)
+    outside = data["mask"][:, 0] == 0
+    torch.testing.assert_close(data["image"].permute(0, 2, 3, 1)[outside], torch.full_like(data["image"].permute(0, 2, 3, 1)[outside], 0.75))  # 1 - 0.25: transformed

@@ -490,45 +490,20 @@ def make_photo_set(
     Raises:
         ValueError: unknown category, split or field, or bad ``n`` / ``batch_size``.
     """
-    if isinstance(categories, str):
-        categories = [categories]
-    categories = list(categories)
-    for c in categories:
-        if c not in shapes_mod.CATEGORIES:
-            raise ValueError(f"categories: expected names from {shapes_mod.CATEGORIES}, received {c!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive int, received {n!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, received {batch_size!r}")
-    unknown = set(fields) - set(renders.DEFAULT_FIELDS) - {"depth", "normals", "parts", "background", "crop"}
-    if unknown:
-        raise ValueError(f"fields: unknown {sorted(unknown)}")
     style = PhotoStyle() if style is None else style
-    C = len(categories)
-    per_cat = math.ceil(n / C)
-    pools = {c: shapes_mod.shape_seeds(c, split, per_cat, start=shape_start) for c in categories}
-    g = torch.Generator().manual_seed(int(seed))
-    prior = renders.ViewpointPrior() if prior is None else prior
-    views = prior.sample(n, g)
-    chunks = {k: [] for k in fields}
-    starts = range(0, n, batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"photographing {n} objects", unit="batch")
     S = image_size
-    for s0 in starts:  # a loop over batches
-        batch = [shapes_mod.random_shape(categories[i % C], pools[categories[i % C]][i // C])
-                 for i in range(s0, min(n, s0 + batch_size))]
-        B = len(batch)
-        P = max(len(s.part_names) for s in batch)
-        colors = material_colors(B, P, g, style, device=device)
-        lights = studio_lights(B, g, style, device=device)
-        background = room_backgrounds(B, S, S, g, style, device=device)
-        vp = {k: v[s0 : s0 + B] for k, v in views.items()}
-        out = renders.render_shapes(batch, vp, S, g, lights=lights, background=background, truncation=style.truncation,
-                                    part_colors=colors, texture=style.texture, antialias=antialias, device=device)
+
+    def photo_scene(batch, g):  # drawn per batch, before the render
+        B, P = len(batch), max(len(s.part_names) for s in batch)
+        return dict(part_colors=material_colors(B, P, g, style, device=device),
+                    lights=studio_lights(B, g, style, device=device),
+                    background=room_backgrounds(B, S, S, g, style, device=device))
+
+    def photo_camera(out, g):  # the camera's own effects, after the render
         out["image"] = photo_transform(out["image"], g, style)
-        for k in fields:
-            chunks[k].append(out[k])
-    return {k: torch.cat(v) for k, v in chunks.items()}
+
+    return renders.make_render_set(
+        categories, n, split, image_size, seed, prior, batch_size=batch_size, fields=fields,
+        progress=progress, device=device, shape_start=shape_start, batch_kwargs=photo_scene,
+        transform=photo_camera, desc=f"photographing {n} objects",
+        truncation=style.truncation, texture=style.texture, antialias=antialias)

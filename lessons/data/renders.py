@@ -652,6 +652,10 @@ def make_render_set(
     fields=DEFAULT_FIELDS,
     progress: bool = False,
     device=None,
+    shape_start: int = 0,
+    batch_kwargs=None,
+    transform=None,
+    desc: str | None = None,
     **render_kwargs,
 ) -> dict:
     """``n`` labelled renders of shapes of ``split``, generated in batches; deterministic given ``seed``.
@@ -661,6 +665,12 @@ def make_render_set(
     as many as needed for one image per shape), from a viewpoint drawn from ``prior`` (default
     :class:`ViewpointPrior`). ``render_kwargs`` go to :func:`render_shapes` (``truncation``,
     ``texture``, ``lights``, ...). The same ``seed`` and ``batch_size`` give the same tensors.
+
+    Hooks for other appearance domains (:mod:`lessons.data.photo` uses them): shapes are counted
+    from ``shape_start`` in :func:`~lessons.data.shapes.shape_seeds`; ``batch_kwargs(shapes,
+    generator) -> dict`` adds render arguments drawn per batch (lights, part colours,
+    backgrounds); ``transform(out, generator)`` edits each batch's outputs in place after
+    rendering. Both draw from the set's one generator, so the set stays deterministic.
 
     Shapes:
         returns a dict of the ``fields`` of :func:`render_shapes`, each with N = ``n`` rows
@@ -684,7 +694,7 @@ def make_render_set(
         raise ValueError(f"fields: unknown {sorted(unknown)}")
     C = len(categories)
     per_cat = shapes_per_category or math.ceil(n / C)
-    pools = {c: shape_seeds(c, split, per_cat) for c in categories}
+    pools = {c: shape_seeds(c, split, per_cat, start=shape_start) for c in categories}
     g = torch.Generator().manual_seed(int(seed))
     prior = ViewpointPrior() if prior is None else prior
     views = prior.sample(n, g)
@@ -693,7 +703,7 @@ def make_render_set(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc=f"rendering {n} images", unit="batch")
+        starts = tqdm(starts, desc=desc or f"rendering {n} images", unit="batch")
     cache: dict = {}
     for s0 in starts:
         idx = range(s0, min(n, s0 + batch_size))
@@ -707,7 +717,10 @@ def make_render_set(
         if shapes_per_category is None:
             cache.clear()  # one image per shape: nothing to reuse
         vp = {k: v[s0 : s0 + len(batch)] for k, v in views.items()}
-        out = render_shapes(batch, vp, image_size, g, device=device, **render_kwargs)
+        extra = batch_kwargs(batch, g) if batch_kwargs is not None else {}
+        out = render_shapes(batch, vp, image_size, g, device=device, **render_kwargs, **extra)
+        if transform is not None:
+            transform(out, g)
         for k in fields:
             chunks[k].append(out[k])
     return {k: torch.cat(v) for k, v in chunks.items()}
